@@ -10,6 +10,14 @@ pub enum DecodeError {
         expected: usize,
         actual: usize,
     },
+    /// The packet's length is outside the range its characteristic allows.
+    #[error("{packet}: expected {min} to {max} bytes, got {actual}")]
+    LengthRange {
+        packet: &'static str,
+        min: usize,
+        max: usize,
+        actual: usize,
+    },
     /// A field holds a value the protocol does not define.
     #[error("{packet}: field {field} has invalid value {value:#x}")]
     InvalidValue {
