@@ -327,10 +327,22 @@ mod tests {
         let (_sd2, _h2) = start_server(&path, events2.clone(), None);
         assert!(matches!(rx.recv().await, Some(LinkEvent::Connected(_))));
         assert_eq!(client.call(Command::Ping, T).await, Ok(Reply::Pong));
-        // Resubscribed on the new connection.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        events2.send(Event::Heartbeat).expect("resubscribed");
-        assert_eq!(rx.recv().await, Some(LinkEvent::Event(Event::Heartbeat)));
+        // Resubscribed on the new connection. The subscription races the first send,
+        // so keep sending until one arrives (bounded: a lost subscription fails).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let _ = events2.send(Event::Heartbeat);
+            match tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+                Ok(got) => {
+                    assert_eq!(got, Some(LinkEvent::Event(Event::Heartbeat)));
+                    break;
+                }
+                Err(_) => assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no event after resubscribing"
+                ),
+            }
+        }
     }
 
     #[tokio::test]
