@@ -80,7 +80,9 @@ fn write_table(out: &mut impl Write, rows: &[SimRow]) -> std::io::Result<()> {
         "time", "state", "substate", "frame", "bar", "ml/s", "mix°C", "head°C", "weight g"
     )?;
     for r in rows {
-        let weight = r.weight.map_or_else(|| "-".to_string(), |w| format!("{w:.1}"));
+        let weight = r
+            .weight
+            .map_or_else(|| "-".to_string(), |w| format!("{w:.1}"));
         writeln!(
             out,
             "{:>6.2}  {:<10} {:<16} {:>5} {:>8.2} {:>8.2} {:>7.1} {:>7.1} {:>8}",
