@@ -28,8 +28,8 @@ use ipc_schema::command::{
 };
 use ipc_schema::config::{seconds, Config};
 use ipc_schema::event::{
-    AreaUpdate, AvailabilityState, ConnectivityChange, ConnectivityState, DeviceRole, Event,
-    FirmwareUpload, ProfileIdUpdate, ScanDevice, ScanResults, Sender, SettingsArea, Stamp,
+    AreaDocument, AreaUpdate, AvailabilityState, ConnectivityChange, ConnectivityState, DeviceRole,
+    Event, FirmwareUpload, ProfileIdUpdate, ScanDevice, ScanResults, Sender, SettingsArea, Stamp,
     StateUpdate, WaterLevelUpdate,
 };
 use tokio::sync::mpsc;
@@ -533,7 +533,23 @@ impl Controller {
                         de1.write_requested_state(MachineState::Sleep),
                     )
                     .await;
-                    if !matches!(r, Ok(Ok(()))) {
+                    if matches!(r, Ok(Ok(()))) {
+                        // Keep the link until the DE1 reports the change, so the
+                        // subscribers see it go to sleep.
+                        let mut states = de1.watch_state();
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(1),
+                            states.wait_for(|s| {
+                                s.is_some_and(|s| {
+                                    matches!(
+                                        s.state,
+                                        MachineState::Sleep | MachineState::GoingToSleep
+                                    )
+                                })
+                            }),
+                        )
+                        .await;
+                    } else {
                         log::warn!(target: LOG, "could not put the DE1 to sleep");
                     }
                 }
@@ -1045,18 +1061,17 @@ impl Controller {
             return;
         };
         let document = match area {
-            SettingsArea::Control => documents::controls_json(&self.controls(Some(&de1))),
+            SettingsArea::Control => AreaDocument::Control(self.controls(Some(&de1))),
             SettingsArea::Setting => {
                 let auto_off = lock(&self.inner.core).auto_off_time;
-                documents::settings_json(&documents::settings(&de1.mirror(), auto_off))
+                AreaDocument::Setting(documents::settings(&de1.mirror(), auto_off))
             }
-            SettingsArea::Calibration => documents::calibration_json(&documents::calibration(
+            SettingsArea::Calibration => AreaDocument::Calibration(documents::calibration(
                 Some(&de1.mirror()),
                 self.line_frequency(),
             )),
         };
         self.inner.bus.publish(Event::AreaUpdate(AreaUpdate {
-            area,
             timestamp,
             document,
         }));

@@ -24,7 +24,7 @@ use futures::{SinkExt, StreamExt};
 use ipc_schema::child::{ChildEnv, Shutdown, ShutdownReason};
 use ipc_schema::config::Config;
 use ipc_schema::envelope::{FromController, Role, ToController};
-use ipc_schema::event::Event;
+use ipc_schema::event::{Event, Presence, ProcessRole, ProcessStatus};
 use ipc_schema::framing::{handshake, MAX_FRAME_LEN};
 use ipc_schema::server::ControllerListener;
 use tokio::net::UnixStream;
@@ -39,6 +39,9 @@ const LOG: &str = "controller::process";
 pub const MAX_IN_FLIGHT: usize = 64;
 /// Responses queued for one connection's socket.
 const RESPONSE_QUEUE_LEN: usize = 256;
+/// How long the last events of an orderly stop (sleep, release, "gone") get to reach
+/// the subscribers before their connections close.
+const FINAL_EVENTS_FLUSH: Duration = Duration::from_millis(100);
 /// Between two heartbeat events.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
@@ -126,15 +129,31 @@ pub fn run(env: ChildEnv) -> ExitCode {
             })
         };
         env.ready();
-        serve(listener, ctl.clone(), env.shutdown().clone()).await;
-        heartbeat.abort();
-        let grace = match env.shutdown().reason() {
-            Some(ShutdownReason::Launcher { grace }) => (grace / 2).min(Duration::from_secs(2)),
-            _ => Duration::from_secs(2),
+        let shutdown = env.shutdown().clone();
+        let stopping = {
+            let ctl = ctl.clone();
+            let shutdown = shutdown.clone();
+            async move {
+                heartbeat.abort();
+                let grace = match shutdown.reason() {
+                    Some(ShutdownReason::Launcher { grace }) => {
+                        (grace / 2).min(Duration::from_secs(2))
+                    }
+                    _ => Duration::from_secs(2),
+                };
+                // Subscribers are still connected here, so they see the DE1 go to
+                // sleep and be released, and then the controller say it is gone.
+                if tokio::time::timeout(grace, ctl.shutdown()).await.is_err() {
+                    log::warn!(target: LOG, "devices not released within {grace:?}");
+                }
+                ctl.bus().publish(Event::ProcessStatus(ProcessStatus {
+                    process: ProcessRole::Controller,
+                    presence: Presence::Gone,
+                }));
+                tokio::time::sleep(FINAL_EVENTS_FLUSH).await;
+            }
         };
-        if tokio::time::timeout(grace, ctl.shutdown()).await.is_err() {
-            log::warn!(target: LOG, "devices not released within {grace:?}");
-        }
+        serve_until(listener, ctl.clone(), shutdown, stopping).await;
         log::info!(target: LOG, "stopped");
         ExitCode::SUCCESS
     });
@@ -145,6 +164,17 @@ pub fn run(env: ChildEnv) -> ExitCode {
 
 /// Serves the controller socket until `shutdown` is requested.
 pub async fn serve(listener: ControllerListener, ctl: Controller, shutdown: Shutdown) {
+    serve_until(listener, ctl, shutdown, async {}).await;
+}
+
+/// Serves the controller socket until `shutdown` is requested, then stops accepting,
+/// runs `stopping` while the connected clients still receive events, and closes.
+pub async fn serve_until(
+    listener: ControllerListener,
+    ctl: Controller,
+    shutdown: Shutdown,
+    stopping: impl std::future::Future<Output = ()>,
+) {
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -162,6 +192,7 @@ pub async fn serve(listener: ControllerListener, ctl: Controller, shutdown: Shut
         }
     }
     drop(listener);
+    stopping.await;
     conns.shutdown().await;
 }
 
