@@ -586,15 +586,38 @@ pub enum SettingsArea {
     Calibration,
 }
 
-/// `update/de1/<area>`: the area's document, as HTTP GET returns it, plus `timestamp`.
+/// `update/de1/<area>`: the area's values, as HTTP GET reports them, plus `timestamp`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AreaUpdate {
-    pub area: SettingsArea,
     /// Epoch seconds, taken just before the area was read; appended as the last key.
     pub timestamp: f64,
-    /// The area document: a JSON object (text), keys in pyDE1's order, without
-    /// `timestamp`.
-    pub document: String,
+    /// The area's typed values (the MQTT process writes the JSON).
+    pub document: AreaDocument,
+}
+
+impl AreaUpdate {
+    /// Which area this is (the topic it is published on).
+    pub fn area(&self) -> SettingsArea {
+        self.document.area()
+    }
+}
+
+/// The typed values of one settings area.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum AreaDocument {
+    Control(crate::command::Controls),
+    Setting(crate::command::Settings),
+    Calibration(crate::command::Calibration),
+}
+
+impl AreaDocument {
+    pub fn area(&self) -> SettingsArea {
+        match self {
+            AreaDocument::Control(_) => SettingsArea::Control,
+            AreaDocument::Setting(_) => SettingsArea::Setting,
+            AreaDocument::Calibration(_) => SettingsArea::Calibration,
+        }
+    }
 }
 
 /// `update/de1/profile/id`: `{"id": <hex or null>, "timestamp": <epoch>}`.

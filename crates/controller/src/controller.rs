@@ -237,6 +237,22 @@ pub fn sequencer_settings(config: &Config) -> SequencerSettings {
     out
 }
 
+/// `[de1] patch_on_connect` as changes. The launcher refuses a configuration whose patch
+/// is invalid, so an error here (a controller started without the launcher) is logged
+/// and the patch ignored.
+fn patch_on_connect_changes(config: &Config) -> Vec<Change> {
+    let Some(table) = &config.de1.patch_on_connect else {
+        return Vec::new();
+    };
+    match pyde1_docs::patch::de1_changes(table) {
+        Ok(changes) => changes,
+        Err(e) => {
+            log::error!(target: LOG, "[de1] patch_on_connect is ignored: {e}");
+            Vec::new()
+        }
+    }
+}
+
 /// What the hub and the commands share.
 struct CoreState {
     sequencer: Sequencer,
@@ -260,6 +276,8 @@ struct Shared {
     store: Option<Store>,
     core: Mutex<CoreState>,
     scan: Mutex<Option<JoinHandle<()>>>,
+    /// `[de1] patch_on_connect`, parsed once; applied each time the DE1 becomes ready.
+    patch_on_connect: Vec<Change>,
 }
 
 /// The controller; cheap to clone.
@@ -385,6 +403,7 @@ impl Controller {
             EpochAnchor::new(instant.into_std(), epoch),
             seed_from_os(),
         );
+        let patch_on_connect = patch_on_connect_changes(&config);
         let ctl = Controller {
             inner: Arc::new(Shared {
                 config,
@@ -404,6 +423,7 @@ impl Controller {
                     last_firmware: None,
                 }),
                 scan: Mutex::new(None),
+                patch_on_connect,
             }),
         };
         {
@@ -715,8 +735,9 @@ impl Controller {
             Some(de1) => {
                 self.sync_de1_controls(&de1);
                 lock(&self.inner.de1_options).pending_flush_timeout = None;
-                if self.inner.config.de1.patch_on_connect.is_some() {
-                    log::warn!(target: LOG, "[de1] patch_on_connect is not applied by this version");
+                if !self.inner.patch_on_connect.is_empty() {
+                    let ctl = self.clone();
+                    tokio::spawn(async move { ctl.apply_patch_on_connect().await });
                 }
             }
             None => {
@@ -727,6 +748,19 @@ impl Controller {
                 };
                 self.execute(actions);
             }
+        }
+    }
+
+    /// Applies `[de1] patch_on_connect` as `PATCH /de1` would, after a (re)connection.
+    async fn apply_patch_on_connect(&self) {
+        let changes = &self.inner.patch_on_connect;
+        match self.patch(changes).await {
+            Ok(_) => log::info!(
+                target: LOG,
+                "[de1] patch_on_connect applied ({} changes)",
+                changes.len()
+            ),
+            Err(e) => log::warn!(target: LOG, "[de1] patch_on_connect not applied: {e}"),
         }
     }
 

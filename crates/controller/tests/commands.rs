@@ -20,7 +20,7 @@ use ipc_schema::command::{
     DeviceSelection, Document, ModeRequest, Reply, Resource, SettingChange,
 };
 use ipc_schema::event::{
-    DeviceRole, Event, FirmwareUploadState, SettingsArea, StopAtAction, StopAtKind,
+    AreaDocument, DeviceRole, Event, FirmwareUploadState, SettingsArea, StopAtAction, StopAtKind,
 };
 use ipc_schema::Config;
 
@@ -35,12 +35,16 @@ struct Rig {
 }
 
 async fn rig(auto_connect: bool) -> Rig {
+    rig_with(Config::default(), auto_connect).await
+}
+
+async fn rig_with(config: Config, auto_connect: bool) -> Rig {
     let (t, sim) = common::sim(|_| {});
     let rec = RecordingTransport::new(t);
     let dir = tempfile::tempdir().expect("tempdir");
     let transport: Arc<dyn ble::Transport> = Arc::new(rec.clone());
     let ctl = Controller::start(ControllerSetup {
-        config: Config::default(),
+        config,
         transport: Ok(transport),
         simulated: true,
         state_dir: Some(dir.path().to_owned()),
@@ -89,13 +93,11 @@ impl Rig {
         out
     }
 
-    fn area_updates(&mut self, area: SettingsArea) -> Vec<serde_json::Value> {
+    fn area_updates(&mut self, area: SettingsArea) -> Vec<AreaDocument> {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
-                Event::AreaUpdate(u) if u.area == area => {
-                    Some(serde_json::from_str(&u.document).expect("area JSON"))
-                }
+                Event::AreaUpdate(u) if u.area() == area => Some(u.document),
                 _ => None,
             })
             .collect()
@@ -186,8 +188,11 @@ async fn settings_are_written_read_back_and_published() {
     // The whole area is pushed after the PATCH.
     let pushed = r.area_updates(SettingsArea::Setting);
     assert_eq!(pushed.len(), 1);
-    assert_eq!(pushed[0]["fan_threshold"]["temperature"], 45);
-    assert_eq!(pushed[0]["start_fill_level"]["start_fill_level"], 10.0);
+    let AreaDocument::Setting(pushed) = &pushed[0] else {
+        panic!("not a setting area: {pushed:?}")
+    };
+    assert_eq!(pushed.fan_threshold, Some(45));
+    assert_eq!(pushed.start_fill_level, Some(10.0));
 
     // A bad value is refused and nothing is written.
     let n = r.rec.log.lock().unwrap().len();
@@ -281,10 +286,37 @@ async fn calibration_presence_and_controls() {
         assert_eq!(s.hot_water_rinse_control().stop_at_time, Some(4.0));
     });
     let pushed = r.area_updates(SettingsArea::Control);
-    assert_eq!(
-        pushed.last().expect("control push")["steam"]["stop_at_time"],
-        60
+    let Some(AreaDocument::Control(pushed)) = pushed.last() else {
+        panic!("no control push: {pushed:?}")
+    };
+    assert_eq!(pushed.steam.stop_at_time, Some(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn patch_on_connect_is_applied_when_the_de1_becomes_ready() {
+    let mut config = Config::default();
+    config.de1.patch_on_connect = Some(
+        toml::from_str(
+            "[setting.fan_threshold]\ntemperature = 47\n\
+             [control.espresso]\nstop_at_weight = 36.5\n",
+        )
+        .expect("table"),
     );
+    let r = rig_with(config, true).await;
+    let mut applied = None;
+    for _ in 0..200 {
+        let s = settings(r.get(Resource::De1Setting).await);
+        if s.fan_threshold == Some(47) {
+            applied = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(applied.is_some(), "fan threshold never became 47");
+    match r.get(Resource::De1ControlEspresso).await {
+        Document::Controls(c) => assert_eq!(c.espresso.stop_at_weight, Some(36.5)),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -18,7 +18,29 @@ pub fn effective_config(args: &ConfigArgs) -> Result<Config, ConfigError> {
     let mut config = Config::load(Some((&path, required)), env_vars()?)?;
     apply_args(&mut config, args);
     config.validate()?;
+    check_patch_on_connect(&config)?;
     Ok(config)
+}
+
+/// `[de1] patch_on_connect` must be a valid `PATCH /de1` body: checked here, at start,
+/// rather than each time the DE1 connects. The error names the offending key, e.g.
+/// `de1.patch_on_connect.setting.steam.temperature`.
+pub fn check_patch_on_connect(config: &Config) -> Result<(), ConfigError> {
+    let Some(table) = &config.de1.patch_on_connect else {
+        return Ok(());
+    };
+    pyde1_docs::patch::de1_changes(table)
+        .map(|_| ())
+        .map_err(|e| {
+            let key = match e.path.as_str() {
+                "body" | "" => "de1.patch_on_connect".to_owned(),
+                path => format!("de1.patch_on_connect.{}", path.replace(':', ".")),
+            };
+            ConfigError::Invalid {
+                key,
+                message: e.message,
+            }
+        })
 }
 
 /// Applies command-line options to a configuration.
@@ -98,6 +120,44 @@ mod tests {
         assert!(c.bluetooth.simulate);
         assert_eq!(c.logging.level, LevelFilter::Trace);
         assert_eq!(c.logging.file, PathBuf::from("/dev/null"));
+    }
+
+    #[test]
+    fn patch_on_connect_is_checked_at_start_and_names_the_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("c.toml");
+        let args = ConfigArgs {
+            config: Some(p.clone()),
+            ..ConfigArgs::default()
+        };
+        std::fs::write(
+            &p,
+            "[de1.patch_on_connect.setting.steam]\ntemperature = 200\n",
+        )
+        .expect("write");
+        let msg = effective_config(&args).expect_err("200 °C").to_string();
+        assert!(
+            msg.contains("de1.patch_on_connect.setting.steam.temperature"),
+            "{msg}"
+        );
+        std::fs::write(
+            &p,
+            "[de1.patch_on_connect.control.espresso]\nstop_at_wieght = 3\n",
+        )
+        .expect("write");
+        let msg = effective_config(&args).expect_err("typo").to_string();
+        assert!(
+            msg.contains("de1.patch_on_connect.control.espresso.stop_at_wieght"),
+            "{msg}"
+        );
+        std::fs::write(
+            &p,
+            "[de1.patch_on_connect.control.espresso]\nstop_at_weight = 36.5\n\
+             [de1.patch_on_connect.setting.fan_threshold]\ntemperature = 45\n",
+        )
+        .expect("write");
+        let c = effective_config(&args).expect("valid patch");
+        assert!(c.de1.patch_on_connect.is_some());
     }
 
     #[test]

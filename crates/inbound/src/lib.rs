@@ -3,9 +3,11 @@
 //!
 //! Pure parts, one concern each:
 //! * [`routes`]: the route table (paths, what each method does);
-//! * [`mapping`]: every document's keys, types, and how PATCH values become typed changes;
-//! * [`validate`]: request bodies → typed [`ipc_schema::command::Command`]s, with field paths;
-//! * [`render`]: typed replies → pyDE1's JSON documents and text;
+//! * [`mapping`] (from `pyde1-docs`): every document's keys, types, and how PATCH values
+//!   become typed changes;
+//! * [`validate`]: request bodies → typed [`ipc_schema::command::Command`]s, with field
+//!   paths (the PATCH walk itself is `pyde1_docs::patch`);
+//! * [`render`]: typed replies → response text (documents from `pyde1_docs::document`);
 //! * [`error`]: every failure → one JSON error response with pyDE1's status;
 //! * [`openapi`]: the OpenAPI document, from the route table and the mapping;
 //! * [`logs`]: the log directory.
@@ -20,12 +22,14 @@ use ipc_schema::child::{ChildEnv, ShutdownReason};
 
 pub mod error;
 pub mod logs;
-pub mod mapping;
 pub mod openapi;
 pub mod render;
 pub mod routes;
 pub mod server;
 pub mod validate;
+
+/// The resource mapping, shared with the PATCH parser of [`pyde1_docs`].
+pub use pyde1_docs::mapping;
 
 const LOG_TARGET: &str = "inbound";
 

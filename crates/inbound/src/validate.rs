@@ -3,112 +3,15 @@
 //! Everything a request carries is checked here, completely, before any command is sent:
 //! a body that fails anywhere produces no change at all.
 
-use std::fmt;
-
 use ipc_schema::command::{Change, ProfileId};
 use ipc_schema::event::DeviceRole;
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use pyde1_docs::mapping::Node;
+use pyde1_docs::patch::{self as docs_patch, PatchError};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::mapping::{Node, Ty};
 
-/// A JSON document that keeps the order of object keys (PATCH changes are applied in body
-/// order) and refuses duplicate keys.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    /// null, a boolean, a number or a string.
-    Scalar(Value),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-impl Json {
-    /// The plain value (objects keep their keys, sorted).
-    pub fn to_value(&self) -> Value {
-        match self {
-            Json::Scalar(v) => v.clone(),
-            Json::Array(a) => Value::Array(a.iter().map(Json::to_value).collect()),
-            Json::Object(o) => {
-                Value::Object(o.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())
-            }
-        }
-    }
-
-    /// What kind of JSON value this is, for messages.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Json::Scalar(Value::Null) => "null",
-            Json::Scalar(Value::Bool(_)) => "a boolean",
-            Json::Scalar(Value::Number(n)) if n.is_f64() => "a non-integer number",
-            Json::Scalar(Value::Number(_)) => "an integer",
-            Json::Scalar(Value::String(_)) => "a string",
-            Json::Scalar(_) => "a value",
-            Json::Array(_) => "a list",
-            Json::Object(_) => "an object",
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Json {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
-        d.deserialize_any(JsonVisitor)
-    }
-}
-
-struct JsonVisitor;
-
-impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<Json, E> {
-        Ok(Json::Scalar(Value::Null))
-    }
-    fn visit_none<E>(self) -> Result<Json, E> {
-        Ok(Json::Scalar(Value::Null))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
-        Ok(Json::Scalar(Value::Bool(v)))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
-        Ok(Json::Scalar(Value::from(v)))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
-        Ok(Json::Scalar(Value::from(v)))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
-        serde_json::Number::from_f64(v)
-            .map(|n| Json::Scalar(Value::Number(n)))
-            .ok_or_else(|| E::custom("number is not finite"))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
-        Ok(Json::Scalar(Value::String(v.to_owned())))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Json, E> {
-        Ok(Json::Scalar(Value::String(v)))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        let mut out = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            out.push(item);
-        }
-        Ok(Json::Array(out))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut out: Vec<(String, Json)> = Vec::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if out.iter().any(|(k, _)| *k == key) {
-                return Err(de::Error::custom(format!("duplicate key {key:?}")));
-            }
-            let value = map.next_value()?;
-            out.push((key, value));
-        }
-        Ok(Json::Object(out))
-    }
-}
+pub use pyde1_docs::patch::{describe, Json};
 
 /// Parses a JSON body (PATCH, `PUT de1/profile/id`).
 pub fn parse_json(body: &[u8]) -> Result<Json, ApiError> {
@@ -118,197 +21,19 @@ pub fn parse_json(body: &[u8]) -> Result<Json, ApiError> {
             "the body is empty; expected a JSON object",
         ));
     }
-    serde_json::from_slice(body)
+    docs_patch::parse(body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("body is not valid JSON: {e}")))
-}
-
-fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{parent}:{key}")
-    }
 }
 
 /// Validates a PATCH body against the resource's mapping and returns the changes in body
 /// order. `{}` is valid and yields no change.
 pub fn patch(node: &Node, body: &[u8]) -> Result<Vec<Change>, ApiError> {
     let doc = parse_json(body)?;
-    let mut changes = Vec::new();
-    walk(node, &doc, "", &mut changes)?;
-    Ok(changes)
+    docs_patch::changes(node, &doc).map_err(field_error)
 }
 
-fn walk(node: &Node, doc: &Json, path: &str, out: &mut Vec<Change>) -> Result<(), ApiError> {
-    match node {
-        Node::Object(fields) => {
-            // A read-only document (`read_once`, `state`, `feature_flags`) cannot be
-            // written, not even with `{}`; pyDE1's empty placeholders can.
-            if !path.is_empty() && !fields.is_empty() && !node.is_writable() {
-                return Err(ApiError::field(
-                    "read_only",
-                    path,
-                    "this document cannot be written",
-                ));
-            }
-            let Json::Object(entries) = doc else {
-                let at = if path.is_empty() { "body" } else { path };
-                return Err(ApiError::field(
-                    "wrong_type",
-                    at,
-                    format!("expected an object, not {}", doc.kind()),
-                ));
-            };
-            for (key, value) in entries {
-                let here = join(path, key);
-                let field = node.field(key).ok_or_else(|| {
-                    ApiError::field("unknown_key", &here, format!("no key {key:?} here"))
-                })?;
-                walk(&field.node, value, &here, out)?;
-            }
-            Ok(())
-        }
-        Node::Leaf(leaf) => {
-            let Some(write) = leaf.write else {
-                return Err(ApiError::field(
-                    "read_only",
-                    path,
-                    "this key cannot be written",
-                ));
-            };
-            let value = check_value(leaf.input_ty(), leaf.nullable, doc, path)?;
-            match write(&value) {
-                Ok(Some(change)) => {
-                    out.push(change);
-                    Ok(())
-                }
-                Ok(None) => Ok(()),
-                Err(r) => Err(ApiError::field(r.kind, path, r.message)),
-            }
-        }
-    }
-}
-
-/// Checks one value against its type, nullability and range; returns it as a plain value.
-fn check_value(ty: Ty, nullable: bool, doc: &Json, path: &str) -> Result<Value, ApiError> {
-    let wrong = |expected: String| {
-        ApiError::field(
-            "wrong_type",
-            path,
-            format!(
-                "expected {expected}{}, not {}",
-                if nullable { " or null" } else { "" },
-                doc.kind()
-            ),
-        )
-    };
-    if let Json::Scalar(Value::Null) = doc {
-        return if nullable {
-            Ok(Value::Null)
-        } else {
-            Err(wrong(describe(ty)))
-        };
-    }
-    match ty {
-        Ty::Number { min, max } => {
-            let Json::Scalar(Value::Number(n)) = doc else {
-                return Err(wrong(describe(ty)));
-            };
-            let x = n.as_f64().ok_or_else(|| wrong(describe(ty)))?;
-            in_range(x, min, max, path)?;
-            Ok(Value::Number(n.clone()))
-        }
-        Ty::Integer { min, max } => {
-            let Json::Scalar(Value::Number(n)) = doc else {
-                return Err(wrong(describe(ty)));
-            };
-            let Some(i) = n.as_i64() else {
-                if n.as_u64().is_some() {
-                    return Err(out_of_range(&n.to_string(), min as f64, max as f64, path));
-                }
-                return Err(wrong(describe(ty)));
-            };
-            if i < min || i > max {
-                return Err(out_of_range(&i.to_string(), min as f64, max as f64, path));
-            }
-            Ok(Value::from(i))
-        }
-        Ty::Bool => match doc {
-            Json::Scalar(v @ Value::Bool(_)) => Ok(v.clone()),
-            _ => Err(wrong(describe(ty))),
-        },
-        Ty::String => match doc {
-            Json::Scalar(v @ Value::String(_)) => Ok(v.clone()),
-            _ => Err(wrong(describe(ty))),
-        },
-        Ty::Enum(names) => match doc {
-            Json::Scalar(Value::String(s)) if names.contains(&s.as_str()) => {
-                Ok(Value::String(s.clone()))
-            }
-            Json::Scalar(Value::String(s)) => Err(ApiError::field(
-                "bad_value",
-                path,
-                format!("{s:?} is not one of {}", quoted(names)),
-            )),
-            _ => Err(wrong(describe(ty))),
-        },
-        Ty::NumberList { max_len, min, max } => {
-            let Json::Array(items) = doc else {
-                return Err(wrong(describe(ty)));
-            };
-            if items.len() > max_len {
-                return Err(ApiError::field(
-                    "out_of_range",
-                    path,
-                    format!("at most {max_len} entries, not {}", items.len()),
-                ));
-            }
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let here = join(path, &i.to_string());
-                out.push(check_value(Ty::Number { min, max }, true, item, &here)?);
-            }
-            Ok(Value::Array(out))
-        }
-    }
-}
-
-fn in_range(x: f64, min: f64, max: f64, path: &str) -> Result<(), ApiError> {
-    if x < min || x > max {
-        Err(out_of_range(&x.to_string(), min, max, path))
-    } else {
-        Ok(())
-    }
-}
-
-fn out_of_range(value: &str, min: f64, max: f64, path: &str) -> ApiError {
-    ApiError::field(
-        "out_of_range",
-        path,
-        format!("{value} is out of range ({min}–{max})"),
-    )
-}
-
-fn quoted(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("{n:?}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// A phrase for a type, e.g. `a number (0–10)`.
-pub fn describe(ty: Ty) -> String {
-    match ty {
-        Ty::Number { min, max } if max >= 1.0e6 => format!("a number ≥ {min}"),
-        Ty::Number { min, max } => format!("a number ({min}–{max})"),
-        Ty::Integer { min, max } if max >= 1 << 31 => format!("an integer ≥ {min}"),
-        Ty::Integer { min, max } => format!("an integer ({min}–{max})"),
-        Ty::Bool => "true or false".into(),
-        Ty::String => "a string".into(),
-        Ty::Enum(names) => format!("one of {}", quoted(names)),
-        Ty::NumberList { max_len, .. } => format!("a list of at most {max_len} numbers or nulls"),
-    }
+fn field_error(e: PatchError) -> ApiError {
+    ApiError::field(e.kind, e.path, e.message)
 }
 
 /// `PUT scan`: the body is the bare role name (not JSON), e.g. `de1`.

@@ -1,7 +1,7 @@
 //! The outbound MQTT API process: publishes the controller's events on MQTT exactly as
 //! pyDE1 2.0 does (`pyde1-mqtt-api.md`), plus optional Home Assistant discovery.
 //!
-//! * [`render`]: event → topic and pyDE1-shaped JSON (pure).
+//! * [`render`]: event → topic and pyDE1-shaped JSON (pure; the JSON is `pyde1-docs`').
 //! * [`queue`]: the bounded queue that keeps the controller from ever waiting on MQTT.
 //! * [`publisher`]: the connection, reconnection, retained state and status topics.
 //! * [`ha`]: Home Assistant discovery documents and the derived shot time.
@@ -10,12 +10,14 @@ pub mod ha;
 pub mod link;
 pub mod localtime;
 pub mod publisher;
-pub mod pyjson;
 pub mod queue;
 pub mod render;
 pub mod settings;
 pub mod source;
 pub mod status;
+
+/// Python-compatible JSON (kept here for the benchmarks and existing callers).
+pub use pyde1_docs::pyjson;
 
 use std::future::Future;
 use std::process::ExitCode;

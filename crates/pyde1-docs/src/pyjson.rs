@@ -1,7 +1,10 @@
-//! JSON written the way Python's `json.dumps` writes it with default arguments, so that
-//! payloads are byte-for-byte what pyDE1 clients have always received:
+//! JSON written the way Python's `json.dumps` writes it, so that payloads and documents
+//! are byte-for-byte what pyDE1 clients have always received.
 //!
-//! * separators `", "` and `": "`;
+//! Two forms: the default one of MQTT payloads ([`PyFormatter`], [`to_compact`]) and the
+//! `sort_keys=True, indent=4` one of HTTP documents ([`to_pretty`]). Both share:
+//!
+//! * separators `", "` and `": "` (`","` at line ends when indented);
 //! * floats as Python `repr` (shortest round-trip digits, always a `.` or an exponent,
 //!   exponent form below 1e-4 and from 1e16 as `1e-05` / `1e+16`);
 //! * `ensure_ascii`: every character outside printable ASCII is escaped as `\uXXXX`
@@ -93,6 +96,105 @@ impl Formatter for PyFormatter {
             CharEscape::AsciiControl(byte) => return write!(writer, "\\u{:04x}", byte),
         };
         writer.write_all(s)
+    }
+}
+
+/// Python's `repr(float)` as a string (`null` if not finite).
+pub fn py_float(value: f64) -> String {
+    let mut out = Vec::with_capacity(24);
+    // Writing into a Vec cannot fail.
+    let _ = write_py_float(&mut out, value);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Serializes `value` in the compact form (keys in the order the value gives them).
+pub fn to_compact_bytes<T: serde::Serialize + ?Sized>(
+    value: &T,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PyFormatter);
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+/// A [`serde_json::Value`] in the compact form (object keys in the map's order).
+pub fn to_compact(value: &serde_json::Value) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_value(value, None, 0, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// pyDE1's HTTP text: `json.dumps(v, sort_keys=True, indent=4)` (no trailing newline).
+pub fn to_pretty(value: &serde_json::Value) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_value(value, Some(4), 0, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Writes `s` as a JSON string with Python's escapes (`ensure_ascii`).
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, PyFormatter);
+    // Strings always serialize, and a Vec never fails to grow.
+    let _ = serde::Serialize::serialize(s, &mut ser);
+}
+
+/// `indent`: `None` for the compact form (keys in map order), `Some(n)` for the indented
+/// form with sorted keys.
+fn write_value(v: &serde_json::Value, indent: Option<usize>, depth: usize, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        if let Some(n) = indent {
+            out.push(b'\n');
+            out.resize(out.len() + n * depth, b' ');
+        }
+    };
+    let item_sep: &[u8] = if indent.is_some() { b"," } else { b", " };
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.extend_from_slice(i.to_string().as_bytes());
+            } else if let Some(u) = n.as_u64() {
+                out.extend_from_slice(u.to_string().as_bytes());
+            } else {
+                let _ = write_py_float(out, n.as_f64().unwrap_or(f64::NAN));
+            }
+        }
+        Value::String(s) => write_str(s, out),
+        Value::Array(items) if items.is_empty() => out.extend_from_slice(b"[]"),
+        Value::Object(map) if map.is_empty() => out.extend_from_slice(b"{}"),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(item_sep);
+                }
+                newline(out, depth + 1);
+                write_value(item, indent, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            if indent.is_some() {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+            }
+            out.push(b'{');
+            for (i, (k, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(item_sep);
+                }
+                newline(out, depth + 1);
+                write_str(k, out);
+                out.extend_from_slice(b": ");
+                write_value(item, indent, depth + 1, out);
+            }
+            newline(out, depth);
+            out.push(b'}');
+        }
     }
 }
 
@@ -196,6 +298,28 @@ mod tests {
         }
         assert_eq!(py(f64::NAN), "null");
         assert_eq!(py(f64::INFINITY), "null");
+    }
+
+    #[test]
+    fn pretty_text_matches_python() {
+        let v = serde_json::json!({"b": [1, 2.0], "a": {}, "c": [], "d": {"y": null, "x": "é\n"}});
+        assert_eq!(
+            to_pretty(&v),
+            "{\n    \"a\": {},\n    \"b\": [\n        1,\n        2.0\n    ],\n    \"c\": [],\n    \
+             \"d\": {\n        \"x\": \"\\u00e9\\n\",\n        \"y\": null\n    }\n}"
+        );
+        assert_eq!(to_pretty(&serde_json::json!([])), "[]");
+        assert_eq!(py_float(1795508546.2630436), "1795508546.2630436");
+    }
+
+    #[test]
+    fn compact_values_match_the_serializer() {
+        let v = serde_json::json!({"a": [1, 2.5, null, {}], "b": "é\u{1F600}", "c": -3});
+        assert_eq!(to_compact(&v), dumps(&v));
+        assert_eq!(
+            to_compact(&v),
+            String::from_utf8(to_compact_bytes(&v).unwrap()).unwrap()
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! GET reports them and how a PATCH value becomes a typed [`Change`].
 //!
 //! This is the one description of pyDE1's document shapes (`pyde1-http-api.md` §5). Body
-//! validation ([`crate::validate`]), the OpenAPI document ([`crate::openapi`]) and the
-//! rendering tests all read it, so a key cannot be accepted, documented or rendered without
+//! validation ([`crate::patch`]), the HTTP API's OpenAPI document and the rendering
+//! tests all read it, so a key cannot be accepted, documented or rendered without
 //! being declared here.
 
 use ipc_schema::command::{
@@ -382,7 +382,7 @@ pub static DE1_FEATURE_FLAGS: Node = Node::Object(&[field(
     ]),
 )]);
 
-/// `de1/profile/id` (GET; PUT has its own body, see [`crate::validate::profile_id`]).
+/// `de1/profile/id` (GET; PUT has its own body, handled by the HTTP API).
 pub static DE1_PROFILE_ID: Node = Node::Object(&[field(
     "id",
     ro(
