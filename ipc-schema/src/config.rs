@@ -64,6 +64,10 @@ pub struct LauncherConfig {
     /// a fresh `de1d-<pid>` directory under `$XDG_RUNTIME_DIR`, else under the system
     /// temporary directory.
     pub runtime_dir: Option<PathBuf>,
+    /// Where de1d keeps what must survive a restart: the remembered devices and the
+    /// profile store. A simulated run uses `state/` in the runtime directory instead,
+    /// so a demo never touches the real machine's state.
+    pub state_dir: PathBuf,
     /// A child crashing more often than this within `restart_window` seconds makes de1d
     /// give up and exit non-zero (so that systemd can take over).
     pub restart_limit: u32,
@@ -79,6 +83,7 @@ impl Default for LauncherConfig {
     fn default() -> Self {
         LauncherConfig {
             runtime_dir: None,
+            state_dir: PathBuf::from("/var/lib/de1d"),
             restart_limit: 5,
             restart_window: 60.0,
             restart_backoff: 0.1,

@@ -51,13 +51,12 @@ pub const SIMULATED_DE1_NAME: &str = "DE1 (simulated)";
 pub const SIMULATED_SCALE_NAME: &str = "Skale (simulated)";
 
 /// The controller's state directory: `<runtime dir>/state` for the simulator (a demo
-/// never touches the real machine's remembered devices), else the directory of the
-/// database.
+/// never touches the real machine's remembered devices), else `[launcher] state_dir`.
 pub fn state_dir(config: &Config, runtime_dir: &std::path::Path) -> Option<PathBuf> {
     if config.bluetooth.simulate {
         Some(runtime_dir.join("state"))
     } else {
-        config.database.path.parent().map(|p| p.to_path_buf())
+        Some(config.launcher.state_dir.clone())
     }
 }
 
