@@ -18,13 +18,14 @@
 //! turns SIGTERM/SIGINT into a [`Shutdown`] request.
 
 use std::io::{BufWriter, Write};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use interprocess::local_socket::traits::Stream as _;
+use interprocess::TryClone;
 use tokio::sync::watch;
 
 use crate::client::{ControllerClient, LinkEvent};
@@ -36,6 +37,7 @@ use crate::framing::{
 };
 use crate::log_record::LogRecord;
 use crate::server::ControllerListener;
+use crate::socket::{connect_blocking, BlockingStream};
 
 /// File name of the launcher's socket in the runtime directory.
 pub const LAUNCHER_SOCKET: &str = "launcher.sock";
@@ -232,12 +234,12 @@ impl ChildEnv {
             path: sock_path.clone(),
             source,
         };
-        let mut stream = UnixStream::connect(&sock_path).map_err(connect_err)?;
+        let mut stream = connect_blocking(&sock_path).map_err(connect_err)?;
         stream
-            .set_read_timeout(Some(HANDSHAKE_TIMEOUT))
+            .set_recv_timeout(Some(HANDSHAKE_TIMEOUT))
             .map_err(connect_err)?;
         handshake_blocking(&mut stream, role, &[Role::Launcher], MAX_FRAME_LEN)?;
-        stream.set_read_timeout(None).map_err(connect_err)?;
+        stream.set_recv_timeout(None).map_err(connect_err)?;
         let reader = stream.try_clone().map_err(connect_err)?;
 
         let shutdown = Shutdown::new();
@@ -399,7 +401,7 @@ impl ChildEnv {
 
 /// Drains the queue onto the socket, batching whatever is queued into one write.
 fn writer_thread(
-    stream: UnixStream,
+    stream: BlockingStream,
     rx: Receiver<Outgoing>,
     alive: Arc<AtomicBool>,
     queued: Arc<QueuedLogs>,
@@ -439,7 +441,7 @@ fn writer_thread(
 }
 
 /// Waits for the launcher's messages; its silence ending means the launcher is gone.
-fn reader_thread(mut stream: UnixStream, shutdown: Shutdown) {
+fn reader_thread(mut stream: BlockingStream, shutdown: Shutdown) {
     loop {
         match read_frame::<_, FromLauncher>(&mut stream, MAX_FRAME_LEN) {
             Ok(Some(FromLauncher::Shutdown { grace_ms })) => {
@@ -507,7 +509,7 @@ impl log::Log for ForwardingLogger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::net::UnixListener;
+    use std::os::unix::net::{UnixListener, UnixStream};
 
     #[test]
     fn shutdown_keeps_the_first_reason_and_wakes_waiters() {

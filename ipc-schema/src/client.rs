@@ -6,13 +6,12 @@
 //! any number may be outstanding.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::UnixStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -20,6 +19,7 @@ use crate::command::{Command, CommandError, Reply};
 use crate::envelope::{FromController, Hello, RequestId, Role, ToController};
 use crate::event::Event;
 use crate::framing::{handshake, Connection, MAX_FRAME_LEN};
+use crate::socket::Stream;
 
 const LOG_TARGET: &str = "ipc::client";
 const BACKOFF_FIRST: Duration = Duration::from_millis(20);
@@ -159,10 +159,10 @@ impl ControllerClient {
     }
 }
 
-type ClientConn = Connection<UnixStream, ToController, FromController>;
+type ClientConn = Connection<Stream, ToController, FromController>;
 
-async fn connect(path: &PathBuf, role: Role) -> Result<(Hello, ClientConn), String> {
-    let stream = UnixStream::connect(path)
+async fn connect(path: &Path, role: Role) -> Result<(Hello, ClientConn), String> {
+    let stream = crate::socket::connect(path)
         .await
         .map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
     handshake(stream, role, &[Role::Controller], MAX_FRAME_LEN)

@@ -26,6 +26,7 @@ pub mod event;
 pub mod framing;
 pub mod log_record;
 pub mod server;
+pub mod socket;
 
 pub use child::{ChildEnv, Shutdown, ShutdownReason};
 pub use client::{CallError, ControllerClient, LinkEvent};

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio::task::JoinSet;
 
@@ -22,6 +21,7 @@ use crate::command::{Command, CommandError, Reply};
 use crate::envelope::{FromController, Role, ToController};
 use crate::event::Event;
 use crate::framing::{handshake, MAX_FRAME_LEN};
+use crate::socket::{Listener, Stream};
 
 const LOG_TARGET: &str = "ipc::server";
 /// Requests of one connection being carried out at the same time; further ones wait.
@@ -32,7 +32,7 @@ const OUT_QUEUE_LEN: usize = 256;
 /// The bound controller socket; the socket file is removed when this is dropped.
 #[derive(Debug)]
 pub struct ControllerListener {
-    listener: UnixListener,
+    listener: Listener,
     path: PathBuf,
 }
 
@@ -40,13 +40,7 @@ impl ControllerListener {
     /// Binds `path`, replacing a stale socket left by a previous (crashed) controller.
     /// Must be called inside a tokio runtime.
     pub fn bind(path: &Path) -> io::Result<ControllerListener> {
-        use std::os::unix::fs::FileTypeExt;
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            if meta.file_type().is_socket() {
-                std::fs::remove_file(path)?;
-            }
-        }
-        let listener = UnixListener::bind(path)?;
+        let listener = Listener::bind(path, true)?;
         Ok(ControllerListener {
             listener,
             path: path.to_owned(),
@@ -58,14 +52,8 @@ impl ControllerListener {
     }
 
     /// Accepts the next raw connection (before the handshake).
-    pub async fn accept(&self) -> io::Result<UnixStream> {
-        self.listener.accept().await.map(|(s, _)| s)
-    }
-}
-
-impl Drop for ControllerListener {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+    pub async fn accept(&self) -> io::Result<Stream> {
+        self.listener.accept().await
     }
 }
 
@@ -111,7 +99,7 @@ pub async fn serve<D, Fut>(
 }
 
 async fn connection<D, Fut>(
-    stream: UnixStream,
+    stream: Stream,
     dispatch: D,
     events: broadcast::Sender<Event>,
     snapshot: Option<Snapshot>,
@@ -353,7 +341,7 @@ mod tests {
         let (_sd, _h) = start_server(&path, events, None);
 
         // Not even a hello.
-        let mut raw = UnixStream::connect(&path).await.expect("connect");
+        let mut raw = crate::socket::connect(&path).await.expect("connect");
         raw.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
             .await
             .expect("write");
@@ -364,7 +352,7 @@ mod tests {
             .expect("read");
 
         // A correct hello, then garbage.
-        let raw = UnixStream::connect(&path).await.expect("connect");
+        let raw = crate::socket::connect(&path).await.expect("connect");
         let (_, conn) = handshake::<_, ToController, FromController>(
             raw,
             Role::Tool,
@@ -384,7 +372,7 @@ mod tests {
             .expect("read");
 
         // A peer that vanishes mid-frame.
-        let raw = UnixStream::connect(&path).await.expect("connect");
+        let raw = crate::socket::connect(&path).await.expect("connect");
         let (_, conn) = handshake::<_, ToController, FromController>(
             raw,
             Role::Tool,
@@ -408,7 +396,7 @@ mod tests {
         let path = dir.path().join("c.sock");
         let (events, _) = broadcast::channel(16);
         let (_sd, _h) = start_server(&path, events, None);
-        let raw = UnixStream::connect(&path).await.expect("connect");
+        let raw = crate::socket::connect(&path).await.expect("connect");
         // Our side of the handshake succeeds (the server sends its hello first), but the
         // server hangs up instead of serving.
         let (_, mut conn) = handshake::<_, ToController, FromController>(

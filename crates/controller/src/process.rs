@@ -27,7 +27,7 @@ use ipc_schema::envelope::{FromController, Role, ToController};
 use ipc_schema::event::{Event, Presence, ProcessRole, ProcessStatus};
 use ipc_schema::framing::{handshake, MAX_FRAME_LEN};
 use ipc_schema::server::ControllerListener;
-use tokio::net::UnixStream;
+use ipc_schema::socket::Stream;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::task::JoinSet;
 
@@ -201,7 +201,7 @@ struct Subscribed {
     subscription: Subscription,
 }
 
-async fn connection(stream: UnixStream, ctl: Controller) {
+async fn connection(stream: Stream, ctl: Controller) {
     let allowed = [Role::Inbound, Role::Outbound, Role::Tool];
     let (hello, conn) = match handshake::<_, FromController, ToController>(
         stream,

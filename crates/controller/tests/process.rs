@@ -89,9 +89,7 @@ async fn a_slow_subscriber_loses_only_counted_samples_and_blocks_nobody() {
     let (path, _sd) = serve(&dir, &ctl);
 
     // A subscriber that does not read for a while.
-    let raw = tokio::net::UnixStream::connect(&path)
-        .await
-        .expect("connect");
+    let raw = ipc_schema::socket::connect(&path).await.expect("connect");
     let (_, mut slow) = handshake::<_, ToController, FromController>(
         raw,
         Role::Outbound,

@@ -23,10 +23,10 @@ use ipc_schema::config::{seconds, Config};
 use ipc_schema::envelope::{FromLauncher, Role, ToLauncher};
 use ipc_schema::framing::{handshake, MAX_FRAME_LEN};
 use ipc_schema::log_record::{Level, LogRecord};
+use ipc_schema::socket::{peer_pid, Listener, Stream};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -202,7 +202,8 @@ async fn launch_in(
         std::process::id(),
         runtime.path().display()
     );
-    let listener = match UnixListener::bind(runtime.join(LAUNCHER_SOCKET)) {
+    // A socket file already there is not replaced: it may belong to a running launcher.
+    let listener = match Listener::bind(&runtime.join(LAUNCHER_SOCKET), false) {
         Ok(l) => l,
         Err(e) => {
             log::error!("cannot listen on {LAUNCHER_SOCKET}: {e}");
@@ -833,14 +834,10 @@ async fn forward_pipe<R: AsyncRead + Unpin>(
 }
 
 /// Serves the launcher socket: one task per child connection.
-async fn accept_links(
-    listener: UnixListener,
-    events: mpsc::UnboundedSender<SupEvent>,
-    log: LogHandle,
-) {
+async fn accept_links(listener: Listener, events: mpsc::UnboundedSender<SupEvent>, log: LogHandle) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok(stream) => {
                 tokio::spawn(link(stream, events.clone(), log.clone()));
             }
             Err(e) => {
@@ -851,12 +848,8 @@ async fn accept_links(
     }
 }
 
-async fn link(stream: UnixStream, events: mpsc::UnboundedSender<SupEvent>, log: LogHandle) {
-    let cred_pid = stream
-        .peer_cred()
-        .ok()
-        .and_then(|c| c.pid())
-        .and_then(|p| u32::try_from(p).ok());
+async fn link(stream: Stream, events: mpsc::UnboundedSender<SupEvent>, log: LogHandle) {
+    let cred_pid = peer_pid(&stream);
     let (hello, conn) = match handshake::<_, FromLauncher, ToLauncher>(
         stream,
         Role::Launcher,
