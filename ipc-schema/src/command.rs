@@ -676,6 +676,10 @@ pub struct DeviceId {
     /// The advertised name when known, else pyDE1's placeholder (`DE1_None`,
     /// `GenericScale: (unknown)`, `BlueDOT_None`…).
     pub name: String,
+    /// True for de1d's built-in simulator: rendered as an extra `"simulated": true`
+    /// so nobody mistakes it for their machine (absent for real devices, whose
+    /// documents stay exactly pyDE1's).
+    pub simulated: bool,
 }
 
 /// `de1/state`.
@@ -700,6 +704,10 @@ pub struct Availability {
     /// The last `DeviceAvailability` published, rendered as the `mqtt` string (omitted if
     /// none).
     pub last_event: Option<DeviceAvailability>,
+    /// True for de1d's built-in simulator: rendered as an extra `"simulated": true`
+    /// so nobody mistakes it for their machine (absent for real devices, whose
+    /// documents stay exactly pyDE1's).
+    pub simulated: bool,
 }
 
 /// `*/connectivity` `mode` (GET; PATCH uses [`CaptureRequest`]).
@@ -1231,7 +1239,9 @@ mod tests {
                 role: DeviceRole::De1,
                 id: "D9:B2:48:00:DE:01".into(),
                 name: "DE1".into(),
+                simulated: false,
             }),
+            simulated: false,
         }
     }
 
@@ -1240,6 +1250,7 @@ mod tests {
             id: DeviceId {
                 address: Some("D9:B2:48:00:DE:01".into()),
                 name: "DE1".into(),
+                simulated: false,
             },
             state: De1State {
                 state: MachineState::Unknown(0x42),
@@ -1412,6 +1423,7 @@ mod tests {
                 id: DeviceId {
                     address: None,
                     name: "GenericScale: (unknown)".into(),
+                    simulated: false,
                 },
                 availability: availability(),
                 connectivity: ConnectivityMode::NotConnected,

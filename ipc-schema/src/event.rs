@@ -306,6 +306,10 @@ pub struct DeviceAvailability {
     pub id: String,
     /// e.g. `"DE1"`, `"DE1_None"`, `"AtomaxSkaleII: Skale"`.
     pub name: String,
+    /// True for de1d's built-in simulator: rendered as an extra `"simulated": true`
+    /// so nobody mistakes it for their machine (absent for real devices, whose
+    /// documents stay exactly pyDE1's).
+    pub simulated: bool,
 }
 
 /// Connection state in the deprecated `ConnectivityChange` form.

@@ -941,6 +941,7 @@ impl Controller {
         DeviceId {
             address: None,
             name: "BlueDOT_None".into(),
+            simulated: false,
         }
     }
 
@@ -948,6 +949,7 @@ impl Controller {
         ipc_schema::command::Availability {
             state: AvailabilityState::Initial,
             last_event: None,
+            simulated: false,
         }
     }
 

@@ -23,6 +23,7 @@ pub fn device_id(status: &LinkStatus) -> DeviceId {
     DeviceId {
         address: status.address.as_ref().map(|a| a.to_string()),
         name: status.name.clone(),
+        simulated: status.simulated,
     }
 }
 
@@ -31,6 +32,7 @@ pub fn availability(status: &LinkStatus) -> Availability {
     Availability {
         state: status.availability,
         last_event: status.last_event.clone(),
+        simulated: status.simulated,
     }
 }
 

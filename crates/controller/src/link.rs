@@ -369,6 +369,7 @@ impl<D: ManagedDevice> LinkManager<D> {
                         .map(|a| a.to_string())
                         .unwrap_or_default(),
                     name: s.name.clone(),
+                    simulated: s.simulated,
                 };
                 s.last_event = Some(e.clone());
                 event = Some(e);

@@ -298,6 +298,7 @@ fn event_from(class: &str, v: &Value) -> Event {
             role: role(s(v, "role")),
             id: s(v, "id").into(),
             name: s(v, "name").into(),
+            simulated: false,
         }),
         "ConnectivityChange" => Event::ConnectivityChange(ConnectivityChange {
             stamp: stamp(v),

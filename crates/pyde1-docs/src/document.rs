@@ -111,7 +111,11 @@ fn de1(d: &De1Document, prune: bool) -> Value {
 }
 
 fn device_id(d: &DeviceId) -> Value {
-    json!({ "id": d.address.as_deref().unwrap_or(""), "name": d.name })
+    let mut v = json!({ "id": d.address.as_deref().unwrap_or(""), "name": d.name });
+    if d.simulated {
+        v["simulated"] = Value::Bool(true);
+    }
+    v
 }
 
 fn scale_id(d: &DeviceId, prune: bool) -> Value {
@@ -172,6 +176,9 @@ fn availability(a: &Availability) -> Value {
     m.insert("mode".into(), json!(availability_name(a.state)));
     if let Some(e) = &a.last_event {
         m.insert("mqtt".into(), Value::String(availability_payload(e)));
+    }
+    if a.simulated {
+        m.insert("simulated".into(), Value::Bool(true));
     }
     Value::Object(m)
 }
@@ -370,6 +377,37 @@ fn thermometer(t: &ThermometerDocument) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipc_schema::event::AvailabilityState;
+
+    #[test]
+    fn the_simulator_is_announced_and_real_devices_keep_pyde1_documents() {
+        let real = DeviceId {
+            address: Some("D9:B2:48:AA:BB:CC".into()),
+            name: "DE1".into(),
+            simulated: false,
+        };
+        assert_eq!(
+            device_id(&real),
+            json!({"id": "D9:B2:48:AA:BB:CC", "name": "DE1"})
+        );
+        let sim = DeviceId {
+            simulated: true,
+            ..real
+        };
+        assert_eq!(device_id(&sim)["simulated"], json!(true));
+        let availability = |simulated| Availability {
+            state: AvailabilityState::Ready,
+            last_event: None,
+            simulated,
+        };
+        assert!(super::availability(&availability(false))
+            .get("simulated")
+            .is_none());
+        assert_eq!(
+            super::availability(&availability(true))["simulated"],
+            json!(true)
+        );
+    }
 
     #[test]
     fn names() {

@@ -374,7 +374,11 @@ pub fn event_payload(event: &Event, buf: &mut Vec<u8>) -> Result<Option<Class>, 
                 m.serialize_entry("state", availability_name(e.state))?;
                 m.serialize_entry("role", role_name(e.role))?;
                 m.serialize_entry("id", &e.id)?;
-                m.serialize_entry("name", &e.name)
+                m.serialize_entry("name", &e.name)?;
+                if e.simulated {
+                    m.serialize_entry("simulated", &true)?;
+                }
+                Ok(())
             })?;
             c
         }

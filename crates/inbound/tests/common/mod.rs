@@ -192,7 +192,9 @@ impl FakeState {
                 role,
                 id: addr.clone().unwrap_or_default(),
                 name,
+                simulated: false,
             }),
+            simulated: false,
         }
     }
 
@@ -294,14 +296,17 @@ impl FakeState {
             Device::De1 => DeviceId {
                 address: self.de1_address.clone(),
                 name: self.de1_name(),
+                simulated: false,
             },
             Device::Scale => DeviceId {
                 address: self.scale_address.clone(),
                 name: self.scale_name(),
+                simulated: false,
             },
             Device::Thermometer => DeviceId {
                 address: None,
                 name: "BlueDOT_None".into(),
+                simulated: false,
             },
         }
     }
