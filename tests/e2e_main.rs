@@ -11,4 +11,5 @@ mod e2e_bad_input;
 mod e2e_crash;
 mod e2e_first_shot;
 mod e2e_modes;
+mod e2e_mqtt_compat;
 mod e2e_signals;
