@@ -4,6 +4,7 @@
 //!
 //! Set `DE1D_TEST_CONTROLLER_SOCKET` to the socket of a running controller to test against
 //! it instead of the fake (the assertions on the fake's command log are then skipped).
+//! [`start_simulated`] runs the real controller with the simulated DE1 in-process instead.
 
 #![allow(dead_code)]
 
@@ -779,6 +780,43 @@ impl Harness {
     }
 }
 
+/// Starts the real controller with the built-in simulated DE1 and scale (`[bluetooth]
+/// simulate = true`, real-time pace) on a temporary socket, and the HTTP API in front of
+/// it. Returns once both devices are ready (as `GET /de1/availability` and
+/// `/scale/availability` report it).
+pub async fn start_simulated() -> Harness {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let shutdown = Shutdown::new();
+    let path = dir.path().join("controller.sock");
+    let listener = ControllerListener::bind(&path).expect("bind controller socket");
+    let mut config = Config::default();
+    config.bluetooth.simulate = true;
+    let transport = controller::process::transport(&config).await;
+    let state_dir = controller::process::state_dir(&config, dir.path());
+    let ctl = controller::controller::Controller::start(
+        controller::controller::ControllerSetup::new(config, transport, true, state_dir),
+    );
+    tokio::spawn(controller::process::serve(listener, ctl, shutdown.clone()));
+    let h = serve_http(dir, shutdown, path, None, |_, _| {}).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    for device in ["de1", "scale"] {
+        loop {
+            let r = h.get(&format!("/{device}/availability")).await;
+            if r.status == 200 && r.json()["mode"] == "ready" {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the simulated {device} did not become ready: {} {}",
+                r.status,
+                r.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    h
+}
+
 /// Starts a fake controller (or attaches to `DE1D_TEST_CONTROLLER_SOCKET`) and the HTTP API
 /// in front of it, on an ephemeral loopback port.
 pub async fn start(configure: impl FnOnce(&mut Settings, &mut ConnectionLimits)) -> Harness {
@@ -802,6 +840,17 @@ pub async fn start(configure: impl FnOnce(&mut Settings, &mut ConnectionLimits))
             (path, Some(fake))
         }
     };
+    serve_http(dir, shutdown, socket, fake, configure).await
+}
+
+/// The HTTP API on an ephemeral loopback port, talking to the controller at `socket`.
+async fn serve_http(
+    dir: tempfile::TempDir,
+    shutdown: Shutdown,
+    socket: PathBuf,
+    fake: Option<Arc<Fake>>,
+    configure: impl FnOnce(&mut Settings, &mut ConnectionLimits),
+) -> Harness {
     let client = ControllerClient::start(socket, Role::Inbound);
     assert!(
         client.wait_connected(Duration::from_secs(5)).await,
