@@ -46,11 +46,6 @@ const MISSING_TOPICS: &[(&str, &str)] = &[
 /// this list and gets compared.
 const NOT_YET_PUBLISHED: &[(&str, &str)] = &[
     (
-        "pyDE1/ScaleChange",
-        "the controller never publishes ScaleChange (when a scale is assigned or \
-         captured); pyDE1 does, simulated or not",
-    ),
-    (
         "pyDE1/ScanResults",
         "the start-up find-first-and-use seek does not publish ScanResults (only an \
          explicit scan does); pyDE1 publishes the start-up scans of the DE1 and the scale",

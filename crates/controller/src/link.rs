@@ -32,7 +32,7 @@ use futures::future::BoxFuture;
 use futures::StreamExt;
 use ipc_schema::event::{
     AvailabilityState, ConnectivityChange, ConnectivityState, DeviceAvailability, DeviceRole,
-    Event, Sender, Stamp,
+    Event, ScaleChange, Sender, Stamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -386,9 +386,20 @@ impl<D: ManagedDevice> LinkManager<D> {
                     name: e.name.clone(),
                 }
             });
+            // pyDE1 also reports every change of its scale object as a ScaleChange.
+            let scale_change = (e.role == DeviceRole::Scale).then(|| ScaleChange {
+                stamp: e.stamp,
+                sender: e.sender,
+                state: e.state,
+                id: e.id.clone(),
+                name: e.name.clone(),
+            });
             (self.publish)(Event::DeviceAvailability(e));
             if let Some(c) = connectivity {
                 (self.publish)(Event::ConnectivityChange(c));
+            }
+            if let Some(s) = scale_change {
+                (self.publish)(Event::ScaleChange(s));
             }
         }
     }
