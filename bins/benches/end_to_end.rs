@@ -1287,6 +1287,12 @@ fn part_hops(de1d: &Instance) {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this file without it,
+    // and a test run should not spend minutes measuring.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("end_to_end: measures only under `cargo bench -p de1d-bin --bench end_to_end`");
+        return;
+    }
     let o = Options::parse();
     assert!(
         Path::new(MOSQUITTO).is_file(),
