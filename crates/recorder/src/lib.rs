@@ -94,9 +94,25 @@ pub async fn record_events<C: ContextSource>(
 ) -> RecorderStatus {
     let handle = recorder.handle();
     tokio::pin!(shutdown);
+    let mut check = tokio::time::interval(DROP_REPORT_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reported = 0;
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = check.tick() => {
+                // Losses are counted where they happen; say so in the log now and then.
+                let dropped = handle.stats().dropped();
+                if dropped > reported {
+                    log::warn!(
+                        target: LOG,
+                        "{} notifications not recorded in the last {} s ({dropped} since start)",
+                        dropped - reported,
+                        DROP_REPORT_EVERY.as_secs()
+                    );
+                    reported = dropped;
+                }
+            }
             ev = events.recv() => match ev {
                 None => break,
                 Some(LinkEvent::Event(e)) => {
@@ -121,6 +137,19 @@ pub async fn record_events<C: ContextSource>(
         Ok(status) => status,
         Err(_) => handle.status(),
     }
+}
+
+/// How often lost notifications are reported in the log (when there are any).
+const DROP_REPORT_EVERY: Duration = Duration::from_secs(60);
+
+/// The database the recorder of a child process writes (and the HTTP API reads): `[database]
+/// path`, or its namesake under `<runtime_dir>/state` with the simulator (see
+/// [`RecorderOptions::for_child`]).
+pub fn database_path(
+    config: &ipc_schema::Config,
+    runtime_dir: &std::path::Path,
+) -> std::path::PathBuf {
+    RecorderOptions::for_child(config, runtime_dir).path
 }
 
 /// How often a database that cannot be opened is tried again.

@@ -628,7 +628,9 @@ fn sequences_end_when_superseded_too_long_or_the_controller_is_lost() {
 fn a_sequence_with_twenty_thousand_samples_loses_none() {
     // Far more than the queue holds at once, fed as fast as possible.
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = options(dir.path());
+    let mut opts = options(dir.path());
+    // An 85-minute sequence: longer than a sequence is normally allowed to run.
+    opts.max_sequence = Duration::from_secs(2 * 3600);
     let rec = Recorder::open(opts.clone()).expect("open");
     let events = synthetic_espresso(1_790_000_000.0, 5000.0, seq(9));
     let fed = count_samples(&events);
@@ -637,7 +639,15 @@ fn a_sequence_with_twenty_thousand_samples_loses_none() {
         rec.record(e);
         // The producer outpacing the writer must never block; give it a chance to drain
         // so that this test checks completeness, not queue size.
-        while rec.status().stats.queued - rec.status().stats.rows_written > 3000 {
+        let deadline = std::time::Instant::now() + WAIT;
+        while rec
+            .status()
+            .stats
+            .queued
+            .saturating_sub(rec.status().stats.rows_written)
+            > 3000
+        {
+            assert!(std::time::Instant::now() < deadline, "{:?}", rec.status());
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -12,7 +12,10 @@ use serde_json::Value;
 /// The workspace's shared reference data (`connect_shot.jsonl`: pyDE1 2.0 connecting to
 /// a DE1 and a Skale and pulling a stop-at-weight espresso, every MQTT publication).
 pub fn reference_path(rel: &str) -> PathBuf {
-    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    // Resolved, so that a crate reached through a link still finds its workspace.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::canonicalize(manifest).unwrap_or_else(|_| manifest.to_owned());
+    let root = manifest.join("../..");
     let candidates = [
         root.join("tests/vectors").join(rel),
         root.join("../shared/reference").join(rel),
